@@ -1,0 +1,3 @@
+"""Helper package for the OAENet tutorial book."""
+
+__version__ = "0.1.0"
