@@ -121,9 +121,9 @@ def load_image(source: ImageSource) -> np.ndarray:
 
     Accepts a file path, encoded bytes, a PIL image or a NumPy array. EXIF
     orientation is applied. Grayscale (2-D or one channel) is repeated to three
-    channels; an alpha channel is composited onto white; palette, CMYK and
-    YCbCr images are converted by Pillow; 16-bit data is scaled to 8 bits
-    (``round(v / 257)``), not truncated; float arrays are read as ``[0, 1]``
+    channels, and an alpha channel is composited onto white. Pillow converts
+    palette, CMYK and YCbCr images. 16-bit data is scaled to 8 bits
+    (``round(v / 257)``), not truncated. Float arrays are read as ``[0, 1]``
     when their maximum is at most 1, else as ``[0, 255]``.
     The input is never modified and the result never shares its memory.
 
@@ -185,7 +185,7 @@ def _pil_to_rgb(img: Image.Image, name: str) -> np.ndarray:
         if mode.startswith("I;16"):
             array = array.astype(np.uint16)
         return _array_to_rgb(array, name)
-    # CMYK, YCbCr, LAB, HSV, RGBX: Pillow knows the conversion.
+    # Pillow converts the remaining modes (CMYK, YCbCr, LAB, HSV, RGBX) itself.
     return _array_to_rgb(np.asarray(img.convert("RGB")), name)
 
 
