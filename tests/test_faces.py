@@ -372,3 +372,19 @@ def test_alignment_rejects_upside_down_landmarks(astronaut_face):
     upside_down = astronaut_face.landmarks * np.array([1, -1], np.float32)
     with pytest.raises(ValueError, match="mouth"):
         faces.alignment_matrix(upside_down, size=64)
+
+
+def test_face_half_outside_top_left(astronaut, astronaut_face):
+    # Shift the portrait so the face box starts left of and above the image.
+    shift_x, shift_y = -215, -125
+    moved = np.zeros_like(astronaut)
+    moved[: 512 + shift_y, : 512 + shift_x] = astronaut[-shift_y:, -shift_x:]
+    with pytest.raises(NoFaceError, match="pass the dataset's landmarks"):
+        faces.detect_face(moved, upsample=1)
+    # With known landmarks (a dataset's), the crop is padded and the points stay put.
+    moved_points = astronaut_face.landmarks + np.array([shift_x, shift_y], np.float32)
+    assert moved_points[:, 0].min() < 0
+    aligned = faces.align_and_crop(moved, moved_points, size=96)
+    reference = faces.align_and_crop(astronaut, astronaut_face.landmarks, size=96)
+    np.testing.assert_allclose(aligned.landmarks, reference.landmarks, atol=1e-3)
+    assert (aligned.image[:, :5] == 0).all()
