@@ -8,7 +8,6 @@ STAMP  := $(VENV)/.installed
 # The notebook kernel is started as "python"; putting the venv first on PATH
 # makes it the venv's interpreter rather than the system one.
 export PATH := $(abspath $(BIN)):$(PATH)
-export MPLBACKEND := Agg
 
 .PHONY: help env book test lab benchmarks clean
 

@@ -471,3 +471,14 @@ def detect_and_align(image: ImageSource, size: int = 224, upsample: int = 0, lan
     if landmarks is None:
         landmarks = detect_face(rgb, upsample=upsample).landmarks
     return align_and_crop(rgb, landmarks, size=size)
+
+
+def landmarks_for(paths, cache_dir, workers: int = 1, **kwargs):
+    """Detect and cache the 68 landmarks of many image files.
+
+    See :func:`oaenet_helpers.landmark_cache.landmarks_for`; imported on call
+    because that module imports this one.
+    """
+    from oaenet_helpers.landmark_cache import landmarks_for as _landmarks_for
+
+    return _landmarks_for(paths, cache_dir, workers=workers, **kwargs)

@@ -1,9 +1,10 @@
-import os
-
+import matplotlib
 import numpy as np
 import pytest
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Set in-process only: an MPLBACKEND variable would reach the notebook kernels
+# that the chapter tests start, and stop their inline figures.
+matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="session")

@@ -57,15 +57,17 @@ def test_every_page_is_in_the_toc():
 def execute(notebook, cwd: Path):
     from nbclient import NotebookClient
 
+
     client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
-    client.execute()
+    # MPLBACKEND=Agg in the kernel's environment would disable inline figures.
+    env = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    client.execute(env=env)
     return notebook
 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapter_executes(path):
-    os.environ.setdefault("MPLBACKEND", "Agg")
     notebook = execute(nbformat.read(path, as_version=4), path.parent)
     images = sum(
         1

@@ -4,7 +4,7 @@ The canonical order is the one the official OAENet README lists:
 0 surprise, 1 fear, 2 disgust, 3 happy, 4 sad, 5 angry, 6 neutral, with
 7 contempt as an optional eighth class (AffectNet-8, CK+).
 
-Each dataset codes its labels differently. :data:`NATIVE_TO_CANONICAL` holds
+Each dataset codes its labels differently. :data:`NATIVE_TO_CANONICAL` contains
 one explicit table per dataset, and :func:`to_canonical` / :func:`to_native`
 convert in both directions. Native codes that name no expression (AffectNet's
 8 "none", 9 "uncertain", 10 "no-face") are listed in :data:`EXCLUDED` so that

@@ -46,5 +46,5 @@ class MaskedSample(NamedTuple):
 
 
 def no_landmarks() -> np.ndarray:
-    """Return the ``(0, 2)`` float32 array that stands for "landmarks not loaded"."""
+    """Return the ``(0, 2)`` float32 array that means "landmarks not loaded"."""
     return np.zeros((0, 2), dtype=np.float32)
