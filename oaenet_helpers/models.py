@@ -297,10 +297,11 @@ class AuxiliaryHead(nn.Module):
 class AttentionBranch(nn.Module):
     """UNet-like encoder/decoder on the mask-weighted face: ``(B, 3, S, S)`` → ``(B, 32, S/4, S/4)``.
 
-    Encoder: 7×7 conv stride 2 to 64 + BN + ReLU (S/2); 4×4 conv-BN-ReLU stride 2
-    to 128 (S/4) and to 256 (S/8); six basic blocks at 256 channels, the first
-    with stride 2 (S/16). Decoder: up to 128 at S/8 (skip: the 256-channel map),
-    up to 64 at S/4 (skip: the 128-channel map); 1×1 conv-BN-ReLU to 32.
+    The encoder runs a 7×7 stride-2 conv to 64 channels with BN and ReLU (S/2),
+    two 4×4 stride-2 conv-BN-ReLU layers to 128 (S/4) and 256 (S/8) channels,
+    and six basic blocks at 256 channels, the first with stride 2 (S/16). The
+    decoder goes up to 128 channels at S/8 (skip: the 256-channel map), then to
+    64 at S/4 (skip: the 128-channel map), and a 1×1 conv-BN-ReLU gives 32.
 
     ``aux_head=True`` adds :class:`AuxiliaryHead`, which runs in training mode
     only (or through :meth:`segment`).
@@ -362,7 +363,8 @@ class Fusion(nn.Module):
     Modes:
         ``"residual"``: ``x_m * (x_a + 1)``, the official code's choice, so a
         zero attention map leaves ``x_m`` unchanged.
-        ``"product"``: ``x_m * x_a``, the product as the paper's text writes it.
+        ``"product"``: ``x_m * x_a``, the plain element-wise product, so a zero
+        attention value erases ``x_m`` there.
         ``"concat"``: concatenate to 64 channels, then 1×1 conv-BN-ReLU6 back to 32.
         ``"none"``: ``x_m`` only (ablation without the attention branch).
     """
@@ -395,8 +397,10 @@ class Fusion(nn.Module):
 class StackBlock(nn.Module):
     """MobileNetV2 stages on the fused map, 1×1 to 1280, global average pool.
 
-    ``(B, 32, S/4, S/4)`` → ``(B, 1280)``. ``features[-1]`` (the 1×1 conv-BN-ReLU6
-    at ``S/32``) is the last spatial layer, a natural Grad-CAM target.
+    ``(B, 32, S/4, S/4)`` → ``(B, 1280)``. The table's four stride-2 stages take
+    the map to ``ceil(S/64)`` (4×4 for S = 224, where ImageNet MobileNetV2 ends at
+    7×7). ``features[-1]`` (the 1×1 conv-BN-ReLU6) is the last spatial layer, a
+    natural Grad-CAM target.
     """
 
     def __init__(
@@ -412,7 +416,7 @@ class StackBlock(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, fused_map: Tensor) -> Tensor:
-        feature_map = self.features(fused_map)  # (B, 1280, S/32, S/32)
+        feature_map = self.features(fused_map)  # (B, 1280, ceil(S/64), ceil(S/64))
         return torch.flatten(self.pool(feature_map), 1)
 
 
@@ -465,7 +469,7 @@ class OAENet(nn.Module):
         if fusion not in FUSION_MODES:
             raise ValueError(f"Unknown fusion mode {fusion!r}; choose one of {FUSION_MODES}.")
         if fusion == "none" and aux_head:
-            logger.info("fusion='none' builds no attention branch, so aux_head=True is ignored")
+            logger.debug("fusion='none' builds no attention branch, so aux_head=True has no effect")
         self.num_classes = num_classes
         self.maintenance_branch = MaintenanceBranch()
         self.attention_branch: Optional[AttentionBranch] = (
@@ -494,7 +498,7 @@ class OAENet(nn.Module):
 
     @property
     def cam_target_layer(self) -> nn.Module:
-        """Last spatial layer (``stack_block.features[-1]``, 1280 channels at S/32), for Grad-CAM."""
+        """Last spatial layer (``stack_block.features[-1]``, 1280 channels at ceil(S/64)), for Grad-CAM."""
         return self.stack_block.features[-1]
 
     def forward(self, image: Tensor, weighted_image: Optional[Tensor] = None):
