@@ -12,6 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: help env book test lab benchmarks clean
 
 help:
+	@echo "make env         create .venv with the pinned versions (the other targets do this first)"
 	@echo "make book        execute every chapter and build the HTML book into _build/html"
 	@echo "make test        run the test suite (unit tests, every chapter, the book build)"
 	@echo "make lab         open JupyterLab on the chapters"

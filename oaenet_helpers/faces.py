@@ -143,6 +143,8 @@ def load_image(source: ImageSource) -> np.ndarray:
         return _open_and_convert(io.BytesIO(bytes(source)), name)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise ImageLoadError(f"Cannot load image {name}: it is a directory; pass the path of an image file.")
         if not path.is_file():
             raise ImageLoadError(f"Cannot load image {name}: file not found.")
         if path.stat().st_size == 0:

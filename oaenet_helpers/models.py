@@ -95,7 +95,7 @@ Setting = Sequence[Sequence[int]]
 
 
 class InputShapeError(ValueError):
-    """A model input has the wrong rank, channel count or spatial size."""
+    """A model input has the wrong dtype, rank, channel count or spatial size."""
 
 
 # --------------------------------------------------------------------------
@@ -555,7 +555,12 @@ def oaenet(num_classes: int = 7, **kwargs) -> OAENet:
 
 
 def check_input(tensor: Tensor, name: str = "input") -> None:
-    """Raise :class:`InputShapeError` unless ``tensor`` is ``(B, 3, S, S)`` with ``S`` a multiple of 32."""
+    """Raise :class:`InputShapeError` unless ``tensor`` is floating ``(B, 3, S, S)`` with ``S`` a multiple of 32."""
+    if not tensor.is_floating_point():
+        raise InputShapeError(
+            f"{name} must be a floating-point tensor, got {tensor.dtype}; convert uint8 faces and masks "
+            "with models.to_model_inputs(face_images, masks), which also normalises them."
+        )
     if tensor.dim() != 4 or tensor.shape[1] != 3:
         raise InputShapeError(f"{name} must have shape (B, 3, S, S), got {tuple(tensor.shape)}.")
     height, width = int(tensor.shape[2]), int(tensor.shape[3])

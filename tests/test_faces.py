@@ -388,3 +388,8 @@ def test_face_half_outside_top_left(astronaut, astronaut_face):
     reference = faces.align_and_crop(astronaut, astronaut_face.landmarks, size=96)
     np.testing.assert_allclose(aligned.landmarks, reference.landmarks, atol=1e-3)
     assert (aligned.image[:, :5] == 0).all()
+
+
+def test_load_directory_says_so(tmp_path):
+    with pytest.raises(ImageLoadError, match="directory"):
+        faces.load_image(tmp_path)

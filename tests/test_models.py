@@ -328,6 +328,12 @@ def test_wrong_channels_raise(model):
         model(image, image)
 
 
+def test_uint8_input_raises(model):
+    image = torch.zeros(1, 3, SMALL, SMALL, dtype=torch.uint8)
+    with pytest.raises(InputShapeError, match="to_model_inputs"):
+        model(image, image)
+
+
 def test_mismatched_inputs_raise(model):
     image, _ = small_batch()
     with pytest.raises(InputShapeError, match="same shape"):
