@@ -90,7 +90,8 @@ def main() -> None:
 
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__}")
-    print(f"{args.faces} faces of 224x224, N=4 K=8 M=15, best of {args.repeats} runs\n")
+    print(f"{args.faces} faces of 224x224, N=4 K=8 M=15, best of {args.repeats} runs; "
+          f"weighted_mask_batch uses up to {os.cpu_count()} threads, one per {mask._MIN_FACES_PER_THREAD}+ faces\n")
 
     oracle = best_time(lambda: [oracle_mask(images[i], points[i]) for i in range(n_oracle)], args.repeats) / n_oracle
     rows: list[tuple[str, float]] = [("oracle (skimage hog, official algorithm), single", oracle)]
