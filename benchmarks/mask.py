@@ -17,6 +17,9 @@ and the ratio of the oracle's time to each. Every time is the best of
 ``--repeats`` runs, because the minimum is the least disturbed by other load.
 The official-mode masks are checked against the oracle's (max difference).
 
+The mask uses numba kernels when numba is installed; with the environment
+variable ``OAENET_MASK_BACKEND=numpy`` the same script times the NumPy path.
+
 Usage::
 
     .venv/bin/python benchmarks/mask.py
@@ -91,7 +94,9 @@ def main() -> None:
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__}")
     print(f"{args.faces} faces of 224x224, N=4 K=8 M=15, best of {args.repeats} runs; "
-          f"weighted_mask_batch uses up to {os.cpu_count()} threads, one per {mask._MIN_FACES_PER_THREAD}+ faces\n")
+          f"weighted_mask_batch uses up to {os.cpu_count()} threads, one per {mask._MIN_FACES_PER_THREAD}+ faces")
+    backend = "numba kernels" if mask.compiled_kernels() is not None else "NumPy"
+    print(f"mask backend: {backend} (set OAENET_MASK_BACKEND=numpy to time the NumPy path)\n")
 
     oracle = best_time(lambda: [oracle_mask(images[i], points[i]) for i in range(n_oracle)], args.repeats) / n_oracle
     rows: list[tuple[str, float]] = [("oracle (skimage hog, official algorithm), single", oracle)]

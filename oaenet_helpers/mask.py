@@ -98,6 +98,7 @@ _GRADIENT_SIDE = 2 * _GRADIENT_MAX + 1
 # NOTE: no gain was measured on the shared 2-core benchmark machine while another
 # process kept one core busy.
 _MIN_FACES_PER_THREAD = 4
+_CPU_COUNT = os.cpu_count() or 1  # os.cpu_count() costs about 15 µs a call, a few percent of one mask
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -489,6 +490,9 @@ def _face_histograms(face: np.ndarray, params: MaskParams) -> tuple[np.ndarray, 
         ``(N, K)`` and ``(K,)`` float64.
     """
     size, k, n = face.shape[0], params.orientations, params.n_regions
+    kernels = compiled_kernels()
+    if kernels is not None:
+        return _face_histograms_compiled(face, params, kernels)
     work = _workspace(size)
     codes, squared = _strongest_gradient(face, work)
     _, bin_table = orientation_tables(k)
@@ -521,10 +525,83 @@ def _face_histograms(face: np.ndarray, params: MaskParams) -> tuple[np.ndarray, 
     return bands, bands.sum(axis=0)
 
 
+def compiled_kernels():
+    """Return the numba kernels module, or ``None`` to use the NumPy path.
+
+    The kernels are used when numba is installed, unless the environment
+    variable ``OAENET_MASK_BACKEND`` is ``numpy``. Both paths give the same
+    histograms (official mode bit for bit), so the choice only changes speed.
+    """
+    if os.environ.get("OAENET_MASK_BACKEND", "auto").lower() == "numpy":
+        return None
+    return _import_kernels()
+
+
+@functools.lru_cache(maxsize=1)
+def _import_kernels():
+    try:
+        from . import _mask_kernels
+    except ImportError as err:
+        logger.info("numba is not available (%s); the weighted mask uses the NumPy path.", err)
+        return None
+    return _mask_kernels
+
+
+@functools.lru_cache(maxsize=2)
+def _square_roots(dtype: type) -> np.ndarray:
+    """Return ``sqrt(q)`` in ``dtype`` for every squared magnitude ``q`` of an 8-bit gradient."""
+    roots = np.sqrt(np.arange(2 * _GRADIENT_MAX**2 + 1).astype(dtype))
+    roots.flags.writeable = False
+    return roots
+
+
+@functools.lru_cache(maxsize=16)
+def _cell_of_column(size: int, n_regions: int) -> np.ndarray:
+    """Return the official column cell of each column; cell N collects the columns right of the last full cell."""
+    return np.minimum(np.arange(size) // (size // n_regions), n_regions)
+
+
+def _planes_buffer(channels: int, size: int) -> np.ndarray:
+    """Return this thread's reusable ``(C, S, S)`` int32 buffer (see :class:`_Workspace` for why)."""
+    cache = getattr(_thread_state, "planes", None)
+    if cache is None:
+        cache = _thread_state.planes = {}
+    key = (channels, size)
+    if key not in cache:
+        cache[key] = np.empty(key[:1] + (size, size), np.int32)
+    return cache[key]
+
+
+def _face_histograms_compiled(face: np.ndarray, params: MaskParams, kernels) -> tuple[np.ndarray, np.ndarray]:
+    """Compute :func:`_face_histograms` with the numba kernels."""
+    size, k, n = face.shape[0], params.orientations, params.n_regions
+    magnitude_table, bin_table = orientation_tables(k)
+    planes = _planes_buffer(face.shape[2], size)  # (C, S, S): rows contiguous per channel
+    planes[...] = np.moveaxis(face, -1, 0)
+    tie_tables = (magnitude_table, _ambiguous_squares(), _smallest_ambiguous_square())
+    if params.mode == "official":
+        columns, whole = kernels.official_cell_sums(
+            planes, _cell_of_column(size, n), bin_table, _square_roots(np.float32), *tie_tables, n, k
+        )
+        whole = whole[:k] / np.float32(size * size)
+        columns = columns[:n, :k] / np.float32(size * (size // n))
+        return _l1_normalise(columns), _l1_normalise(whole)
+    sums = kernels.paper_band_sums(planes, _band_rows_cached(size, n), bin_table, _square_roots(np.float64), *tie_tables, n, k)
+    bands = sums[:, :k]
+    return bands, bands.sum(axis=0)
+
+
 def _l1_normalise(hist: np.ndarray) -> np.ndarray:
     """Apply scikit-image's L1 block norm ``h / (sum|h| + 1e-5)`` in float64."""
     hist = hist.astype(np.float64)
     return hist / (np.abs(hist).sum(axis=-1, keepdims=True) + 1e-5)
+
+
+@functools.lru_cache(maxsize=16)
+def _band_rows_cached(size: int, n_regions: int) -> np.ndarray:
+    rows = band_rows(size, n_regions)
+    rows.flags.writeable = False
+    return rows
 
 
 def band_rows(size: int, n_regions: int) -> np.ndarray:
@@ -562,7 +639,7 @@ def _thread_pool() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="weighted_mask")
+            _executor = ThreadPoolExecutor(max_workers=_CPU_COUNT, thread_name_prefix="weighted_mask")
         return _executor
 
 
@@ -583,7 +660,7 @@ def _batch_histograms(faces: np.ndarray, params: MaskParams) -> tuple[np.ndarray
     Every face is computed on its own, so the result does not depend on how the
     batch is split.
     """
-    workers = min(os.cpu_count() or 1, len(faces) // _MIN_FACES_PER_THREAD)
+    workers = min(_CPU_COUNT, len(faces) // _MIN_FACES_PER_THREAD)
     if workers <= 1:
         return region_histograms(faces, params)
     edges = np.linspace(0, len(faces), workers + 1).astype(int)
@@ -734,19 +811,14 @@ def paint_mask(
 
     centres = landmark_pixels(landmarks, size, m, params.mode)  # (B, L, 2)
     n_points = centres.shape[1]
-    offsets = np.arange(m) - m // 2
-    rows = centres[:, :, 1, None] + offsets  # (B, L, M)
-    cols = centres[:, :, 0, None] + offsets  # (B, L, M)
-    rows_inside = (rows >= 0) & (rows < size)
-    cols_inside = (cols >= 0) & (cols < size)
     if params.mode == "official":
         painted = ((centres >= 0) & (centres <= size - 2)).all(axis=-1)  # (B, L)
-        rows_inside &= painted[:, :, None]
         skipped = int((~painted).sum())
         if skipped:
             logger.info("Official mode skipped %d landmark(s) at or beyond the last row/column or left of 0.", skipped)
     else:
-        painted = rows_inside.any(axis=2) & cols_inside.any(axis=2)
+        # A patch paints something when its centre is within M // 2 of the face on both axes.
+        painted = ((centres >= -(m // 2)) & (centres <= size - 1 + m // 2)).all(axis=-1)
         if not painted.all():
             faces_idx, point_idx = np.nonzero(~painted)
             logger.warning(
@@ -755,6 +827,17 @@ def paint_mask(
                 faces_idx.size, size, size, faces_idx[0],
                 point_idx[0] if landmark_ids is None else landmark_ids[point_idx[0]],
             )
+
+    kernels = compiled_kernels()
+    if kernels is not None:
+        kernels.paint_patches(masks, centres, painted, _patch_weights_float32(m), params.combine == "max")
+        return masks
+
+    offsets = np.arange(m) - m // 2
+    rows = centres[:, :, 1, None] + offsets  # (B, L, M)
+    cols = centres[:, :, 0, None] + offsets  # (B, L, M)
+    rows_inside = (rows >= 0) & (rows < size) & painted[:, :, None]
+    cols_inside = (cols >= 0) & (cols < size)
 
     # A row or column outside the face adds `outside`, so the sum is at least
     # `outside` and the minimum sends that pixel to the spare element.
