@@ -1,10 +1,10 @@
 """Compiled HOG kernels for :mod:`oaenet_helpers.mask` (used when numba is installed).
 
-They compute what ``mask.select_gradients`` and the histogram code of
-``mask`` compute, with the same tie rules, in a few passes instead of about
-40 NumPy calls. Official-mode sums are bit for bit the same; paper-mode
-float64 sums may differ in the last bits because they are added in another
-order. ``nogil=True`` lets the batch thread pool run them in parallel.
+They compute what ``mask.select_gradients``, the histogram code and
+``mask.paint_mask`` compute, with the same tie rules and the same summation
+order, in one pass over the face instead of about 40 NumPy calls, so the
+masks are equal bit for bit (``tests/test_mask_backends.py``). ``nogil=True``
+lets the batch thread pool run them in parallel.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 
 _GRADIENT_MAX = 255
 _GRADIENT_SIDE = 2 * _GRADIENT_MAX + 1
-_FLAT_CODE = _GRADIENT_MAX * _GRADIENT_SIDE + _GRADIENT_MAX  # the code of a zero gradient
 _LANES = 4  # independent partial sums, so consecutive pixels do not wait on one another
 
 
@@ -24,7 +23,7 @@ def _row_pass(planes, y, row_codes, row_squares, magnitude_table, ambiguous, min
 
     A border row has no vertical difference and a border column no
     horizontal one, as in scikit-image. With ``exact=False`` the channel
-    choice uses conditional moves and only reports whether the row holds a
+    choice uses conditional moves and only reports whether the row contains a
     tie between equal squared magnitudes that ``np.hypot`` may split; the
     caller then recomputes that row with ``exact=True``, which settles such
     ties by the tabulated hypot values.
@@ -107,7 +106,7 @@ def official_cell_sums(planes, cell_of_column, bin_table, square_roots, magnitud
     Returns ``(N + 1, K + 1)`` column-cell sums (cell N: columns right of the
     last full cell) and ``(K + 1,)`` whole-face sums, both float32, matching
     scikit-image's C loop, which adds each magnitude to a C ``float`` in turn.
-    ``square_roots`` holds the float32 square roots of every squared magnitude.
+    ``square_roots`` contains the float32 square roots of every squared magnitude.
     """
     size = planes.shape[1]
     codes = np.empty(size, np.int32)
