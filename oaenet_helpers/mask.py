@@ -146,7 +146,7 @@ def check_params(
     official mode, which always overwrites.
 
     Raises:
-        ValueError: S < 32; N outside [1, 16] or larger than S; K outside
+        ValueError: S < 32; N outside [1, 16]; K outside
             [2, 32]; M even or outside [1, S]; an unknown mode or combine; or
             ``combine="max"`` with ``mode="official"``. The message names the
             parameter and its allowed range.
@@ -157,8 +157,7 @@ def check_params(
             "resize it first (faces.align_and_crop(..., size=224))."
         )
     size = int(size)
-    if isinstance(n_regions, (int, np.integer)) and not isinstance(n_regions, bool) and n_regions > size:
-        raise ValueError(f"n_regions={n_regions} exceeds the face size {size}; use at most {size} regions.")
+    # N <= 16 < 32 <= S, so every band has at least two rows.
     n_regions = _check_int("n_regions", n_regions, 1, MAX_REGIONS)
     orientations = _check_int("orientations", orientations, MIN_ORIENTATIONS, MAX_ORIENTATIONS)
     patch_size = _check_int("patch_size", patch_size, 1, size)

@@ -235,9 +235,11 @@ def test_small_face_rejected():
         mask.weighted_mask(np.zeros((31, 31, 3), np.uint8), all_at((10, 10)))
 
 
-def test_more_regions_than_rows_rejected():
-    with pytest.raises(ValueError, match="exceeds the face size"):
-        mask.check_params(32, n_regions=40)
+@pytest.mark.parametrize("n_regions", [17, 40, 225])
+def test_more_regions_than_allowed_rejected(n_regions):
+    # The range check comes first, so the message gives the real limit.
+    with pytest.raises(ValueError, match=r"n_regions must be in \[1, 16\]"):
+        mask.check_params(32, n_regions=n_regions)
 
 
 def test_non_square_face_rejected():
