@@ -174,8 +174,10 @@ def draw_attention_branch(size: int = 224, ax: Optional[Axes] = None) -> Figure:
          AUXILIARY_COLOUR, dashed=True)
     _arrow(ax, (11.2, level_y[2] + 0.3), (11.2, level_y[1] - 0.3), dashed=True)
     _arrow(ax, (11.2, level_y[1] + 0.3), (11.2, level_y[0] - 0.3), dashed=True)
-    ax.text(11.2 + 0.9, 2.5, "decoder step\n(skip: 64 ch)", ha="left", va="center", fontsize=7.5)
-    ax.text(11.2 + 0.9, 3.5, "bilinear ×2,\ntwo 3×3 convs,\n1×1 conv to 2", ha="left", va="center", fontsize=7.5)
+    # Notes start right of the widest auxiliary box so they never overlap it.
+    note_x = 11.2 + max(width(FUSED_CHANNELS), width(SEGMENTATION_CLASSES) + 0.4) / 2 + 0.15
+    ax.text(note_x, 2.5, "decoder step\n(skip: 64 ch)", ha="left", va="center", fontsize=7.5)
+    ax.text(note_x, 3.5, "bilinear ×2,\ntwo 3×3 convs,\n1×1 conv to 2", ha="left", va="center", fontsize=7.5)
     ax.text(11.2, level_y[0] + 0.45, "auxiliary head (training only): mask logits", ha="center", va="bottom",
             fontsize=8, color="#674ea7")
     _arrow(ax, (encoder_x[1] + 0.9, level_y[1]), (11.2 - 0.9, level_y[1]), f"skip {c1} ch", colour=SKIP_COLOUR,
