@@ -97,8 +97,8 @@ def island_loss(
 
     Gradients flow through the class means too, as in the official code.
     Absent classes are left out of the pairwise term. The official code instead
-    gives them the constant vector ``1e-9 · 1``, which adds a constant 2 per pair
-    of absent classes and pulls every present mean away from the all-ones
+    gives them the constant vector ``1e-9 · 1``, which adds a constant 2 (before
+    λ1) per ordered pair of absent classes and pulls every present mean away from the all-ones
     direction.
 
     Args:

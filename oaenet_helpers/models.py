@@ -61,9 +61,10 @@ ATTENTION_RESIDUAL_BLOCKS = 6
 SEGMENTATION_CLASSES = 2  # auxiliary head: background, weighted region
 DROPOUT = 0.2
 
-#: The input side must be a multiple of this, so that the encoder's skips and
-#: the decoder's upsampled maps have equal sizes (four halvings down to S/16,
-#: and the first residual block's 2×2 max-pool needs an even S/8).
+#: The input side must be a multiple of this. The attention branch alone needs
+#: a multiple of 16, so that its skips and upsampled maps have equal sizes (the
+#: first residual block's 2×2 max-pool needs an even S/8). A multiple of 32 also
+#: keeps every stride-2 stage of the stack block exact down to S/32.
 INPUT_MULTIPLE = 32
 
 FUSION_MODES = ("residual", "product", "concat", "none")
