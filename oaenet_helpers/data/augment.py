@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from oaenet_helpers.data.sample import MaskedSample, Sample
+from oaenet_helpers.models import IMAGE_MEAN, IMAGE_STD
 
 logger = logging.getLogger(__name__)
 
@@ -205,9 +206,10 @@ class FaceAugment:
 
 
 #: Channel mean and standard deviation of the official code's normalisation
-#: (``rgb_means=(0.456,)*3, std=(0.225,)*3`` in its ``data/dataset.py``).
-OFFICIAL_MEAN = (0.456, 0.456, 0.456)
-OFFICIAL_STD = (0.225, 0.225, 0.225)
+#: (``rgb_means=(0.456,)*3, std=(0.225,)*3`` in its ``data/dataset.py``): the
+#: model's own constants, so images from here and from ``models.to_model_inputs`` agree.
+OFFICIAL_MEAN = IMAGE_MEAN
+OFFICIAL_STD = IMAGE_STD
 
 
 def to_tensors(
