@@ -1,10 +1,10 @@
 """Compiled HOG kernels for :mod:`oaenet_helpers.mask` (used when numba is installed).
 
 They compute what ``mask.select_gradients``, the histogram code and
-``mask.paint_mask`` compute, with the same tie rules and the same summation
-order, in one pass over the face instead of about 40 NumPy calls, so the
-masks are equal bit for bit (``tests/test_mask_backends.py``). ``nogil=True``
-lets the batch thread pool run them in parallel.
+``mask.paint_mask`` compute, in one pass over the face instead of about 40
+NumPy calls. They keep the same tie rules and the same summation order, so
+the masks are equal bit for bit (``tests/test_mask_backends.py``).
+``nogil=True`` lets the batch thread pool run them in parallel.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _row_pass(planes, y, row_codes, row_squares, magnitude_table, ambiguous, min
     A border row has no vertical difference and a border column no
     horizontal one, as in scikit-image. With ``exact=False`` the channel
     choice uses conditional moves and only reports whether the row contains a
-    tie between equal squared magnitudes that ``np.hypot`` may split; the
+    tie between equal squared magnitudes that ``np.hypot`` may split. The
     caller then recomputes that row with ``exact=True``, which settles such
     ties by the tabulated hypot values.
     """
@@ -132,8 +132,8 @@ def paint_patches(masks, centres, painted, patch, combine_max):
 
     ``centres`` is ``(B, L, 2)`` integer ``(x, y)``, ``painted`` ``(B, L)``
     bool. Patch pixels outside the face are left out. With ``combine_max`` a
-    pixel keeps the larger of its value and the patch weight; otherwise the
-    patch overwrites it, so the last landmark that covers a pixel wins.
+    pixel keeps the larger of its value and the patch weight. Without it the
+    patch overwrites the pixel, so the last landmark that covers it wins.
     """
     size = masks.shape[1]
     side = patch.shape[0]

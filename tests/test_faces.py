@@ -228,8 +228,10 @@ def test_astronaut_landmarks_inside_box(astronaut_face):
     # The jaw line may leave dlib's box slightly; inner points must not.
     inner = points[17:]
     margin = 0.1 * (right - left)
-    assert (inner[:, 0] >= left - margin).all() and (inner[:, 0] <= right + margin).all()
-    assert (inner[:, 1] >= top - margin).all() and (inner[:, 1] <= bottom + margin).all()
+    assert (inner[:, 0] >= left - margin).all()
+    assert (inner[:, 0] <= right + margin).all()
+    assert (inner[:, 1] >= top - margin).all()
+    assert (inner[:, 1] <= bottom + margin).all()
     # iBUG order: eyes above the mouth, the picture-left eye on the left.
     right_eye, left_eye = faces.eye_centres(points)
     assert right_eye[0] < left_eye[0]
